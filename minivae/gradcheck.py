@@ -230,3 +230,100 @@ def check_gradients(f, params, grads, mode="all", k=10, h=STEP, rng=None):
                              float(err.max()) if err.size else 0.0, worst_index,
                              norm_rel_error(analytic, numerical), analytic, numerical, indices))
     return GradCheckReport(mode, rows)
+
+
+def _values(a):
+    """The array of numbers a layer works on: ``a.data`` for a sparse matrix."""
+    return a.data if hasattr(a, "tocsr") else a
+
+
+def check_layers(layers, x, forward_kwargs=None, mode="all", k=10, h=STEP, rng=None):
+    """Check a stack of layers end to end, inputs and parameters included.
+
+    The stack is turned into a scalar by a fixed random projection,
+    :math:`L = \\sum G \\odot \\text{out}`, whose gradient with respect to the
+    output is :math:`G` itself; backward then runs through every layer. Placing
+    a layer between two others this way also checks that it passes gradients on
+    correctly, not just that it computes its own.
+
+    Parameters
+    ----------
+    layers : list
+        Objects with ``forward``/``backward``, ``params`` and ``grads``
+        (a single layer may be given without the list).
+    x : ndarray or scipy.sparse CSR matrix
+        The input; for a sparse matrix its stored values are checked.
+    forward_kwargs : list of dict, optional
+        Extra keyword arguments of each layer's ``forward`` (a dropout
+        ``mask``, say), so every evaluation is deterministic.
+    mode, k, h, rng
+        As :func:`check_gradients`.
+
+    Returns
+    -------
+    GradCheckReport
+        Tensors are named ``"x"`` and ``"<layer index>.<param>"``.
+    """
+    layers = layers if isinstance(layers, (list, tuple)) else [layers]
+    kwargs = forward_kwargs or [{} for _ in layers]
+    if isinstance(kwargs, dict):
+        kwargs = [kwargs]
+    rng = np.random.default_rng(0) if rng is None else rng
+
+    def forward():
+        out = x
+        for layer, kw in zip(layers, kwargs):
+            out = layer.forward(out, **kw)
+        return out
+
+    projection = rng.standard_normal(_values(forward()).shape)
+
+    def loss():
+        return float(np.sum(_values(forward()) * projection))
+
+    loss()
+    dout = projection.astype(_values(x).dtype)
+    for layer in reversed(layers):
+        dout = layer.backward(dout)
+    params = {"x": _values(x)}
+    grads = {"x": dout}
+    for n, layer in enumerate(layers):
+        for key, p in layer.params.items():
+            params[f"{n}.{key}"] = p
+            grads[f"{n}.{key}"] = layer.grads[key].copy()
+    return check_gradients(loss, params, grads, mode=mode, k=k, h=h, rng=rng)
+
+
+def check_model(model, x, beta=0.2, eps=None, mask=None, mode="all", k=10, h=STEP, rng=None):
+    """Check every parameter gradient of a whole model's loss.
+
+    Parameters
+    ----------
+    model : MultVAE or MultDAE
+        Should be float64.
+    x : ndarray or CSR matrix, shape (B, I)
+    beta : float
+    eps : ndarray, shape (B, K), optional
+        The noise; drawn once (seeded) when omitted, then held fixed.
+    mask : ndarray of bool, optional
+        The dropout keep-mask; drawn once when omitted and dropout is on.
+    mode, k, h, rng
+        As :func:`check_gradients`.
+
+    Returns
+    -------
+    GradCheckReport
+    """
+    rng = np.random.default_rng(0) if rng is None else rng
+    B = x.shape[0]
+    if eps is None:
+        eps = rng.standard_normal((B, model.latent_dim))
+    if mask is None and model.dropout.p > 0:
+        mask = rng.random(x.shape) >= model.dropout.p
+
+    def loss():
+        return float(model.loss_and_grads(x, beta=beta, eps=eps, mask=mask)[0])
+
+    _, grads = model.loss_and_grads(x, beta=beta, eps=eps, mask=mask)
+    grads = {name: g.copy() for name, g in grads.items()}
+    return check_gradients(loss, model.params, grads, mode=mode, k=k, h=h, rng=rng)

@@ -322,12 +322,15 @@ class MultVAE(_Autoencoder):
         kl, (dmu_kl, dlogvar_kl) = kl_divergence(mu, logvar)
 
         def dcode(dz):
+            # exercise: vae_code_backward
             dmu, dlogvar = self.sampler.backward(dz)
             # mu and logvar feed both the sampler and the KL term: the two
             # gradients add.
             dmu = dmu + beta * dmu_kl
             dlogvar = dlogvar + beta * dlogvar_kl
-            return np.concatenate([dmu, dlogvar], axis=1)
+            dh = np.concatenate([dmu, dlogvar], axis=1)
+            # end exercise
+            return dh
 
         return self._finish(x, logits, dcode, kl, beta)
 

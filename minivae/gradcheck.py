@@ -52,6 +52,14 @@ NORM_TOL = 1e-7
 STEP = 1e-5
 
 
+class ShapeMismatch(ValueError):
+    """A gradient whose shape differs from its tensor's."""
+
+    def __init__(self, name, got, expected):
+        self.name, self.got, self.expected = name, tuple(got), tuple(expected)
+        super().__init__(f"gradient {name!r} has shape {self.got}, its tensor has {self.expected}")
+
+
 def rel_error(a, n):
     """Symmetric relative error ``|a - n| / max(1e-8, |a| + |n|)``, elementwise."""
     a = np.asarray(a, dtype=np.float64)
@@ -206,8 +214,7 @@ def check_gradients(f, params, grads, mode="all", k=10, h=STEP, rng=None):
     for name, analytic_full in grads.items():
         x = params[name]
         if analytic_full.shape != x.shape:
-            raise ValueError(f"gradient {name!r} has shape {analytic_full.shape}, "
-                             f"parameter has {x.shape}")
+            raise ShapeMismatch(name, analytic_full.shape, x.shape)
         analytic_full = np.asarray(analytic_full, dtype=np.float64)
         if mode == "direction":
             d = rng.standard_normal(x.shape)

@@ -85,11 +85,11 @@ def _check_cutoff(R, n_items, name):
     return int(R)
 
 
-def _as_matrix(a, shape, name):
+def _as_matrix(a, shape, name, like="scores"):
     """Return `a` as a CSR matrix or a dense 2-D array, checking its shape."""
     a = a.tocsr() if sp.issparse(a) else np.asarray(a)
     if a.shape != shape:
-        raise ValueError(f"{name} has shape {a.shape}, expected {shape} like scores")
+        raise ValueError(f"{name} has shape {a.shape}, expected {shape} like {like}")
     return a
 
 
@@ -109,7 +109,7 @@ def _exclude(scores, exclude):
         scores[exclude > 0] = -np.inf
 
 
-def _top_k_chunk(scores, k):
+def _top_k_chunk(scores, k, first_row=0):
     """Sorted top-k item indices of each row of a chunk of scores.
 
     Parameters
@@ -118,6 +118,8 @@ def _top_k_chunk(scores, k):
         Floating scores; excluded items already set to -inf.
     k : int
         Length of the ranking, 1 <= k <= I.
+    first_row : int, default 0
+        Row of the chunk's first user in the whole matrix, for error messages.
 
     Returns
     -------
@@ -133,7 +135,7 @@ def _top_k_chunk(scores, k):
     block_scores = np.take_along_axis(scores, block, axis=1)
     nan_rows = np.flatnonzero(np.isnan(block_scores).any(axis=1))
     if nan_rows.size:
-        raise ValueError(f"scores contain NaN (row {nan_rows[0]} of the chunk)")
+        raise ValueError(f"scores contain NaN (user {first_row + nan_rows[0]})")
 
     # The partition picks arbitrarily among items tied with the k-th best score.
     # Where such a tie crosses the cut, keep all items strictly above the
@@ -195,7 +197,7 @@ def top_k(scores, k, exclude=None, inplace=False):
             if not inplace:
                 chunk = chunk.copy()
             _exclude(chunk, exclude[start:stop])
-        top[start:stop] = _top_k_chunk(chunk, k)
+        top[start:stop] = _top_k_chunk(chunk, k, start)
     return top
 
 
@@ -273,7 +275,7 @@ def ranking_metrics(scores, heldout, exclude=None, recall_at=(20, 50), ndcg_at=(
             if not inplace:
                 chunk = chunk.copy()
             _exclude(chunk, chunk_exclude)
-        top = _top_k_chunk(chunk, R_max)
+        top = _top_k_chunk(chunk, R_max, start)
 
         # hits[u, p]: is the item at position p + 1 held out? Empty places miss.
         hits = np.take_along_axis(relevant, np.maximum(top, 0), axis=1) & (top >= 0)
@@ -383,7 +385,7 @@ def evaluate(score_fn, inputs, heldout, batch_size=1000, recall_at=(20, 50), ndc
         Per-user values in the order of `inputs`; pass to :func:`summarize`.
     """
     inputs = inputs.tocsr() if sp.issparse(inputs) else np.asarray(inputs)
-    heldout = _as_matrix(heldout, inputs.shape, "heldout")
+    heldout = _as_matrix(heldout, inputs.shape, "heldout", like="inputs")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     n_users = inputs.shape[0]

@@ -173,6 +173,28 @@ def build_parser():
                                 "per tensor (default all)")
     gradcheck.add_argument("--seed", type=int, default=0, help="seed of the test inputs")
     gradcheck.set_defaults(handler=cmd_gradcheck)
+
+    exercises = sub.add_parser(
+        "exercises", help="a student edition with blanked backward passes, and its grader",
+        description="Write a student edition of minivae whose marked backward passes are "
+                    "blanked, or grade the edition that is installed.")
+    ex_sub = exercises.add_subparsers(dest="exercises_command", metavar="COMMAND", required=True)
+    ex_list = ex_sub.add_parser("list", help="the exercises and where each is derived",
+                                description="List the exercises and where each is derived.")
+    ex_list.set_defaults(handler=cmd_exercises_list)
+    ex_make = ex_sub.add_parser(
+        "make", help="write a student edition into a new directory",
+        description="Copy the package into DIR with every exercise body replaced by a "
+                    "NotImplementedError; install it with 'pip install DIR'.")
+    ex_make.add_argument("directory", help="a new or empty directory")
+    ex_make.set_defaults(handler=cmd_exercises_make)
+    ex_check = ex_sub.add_parser(
+        "check", help="grade the exercises of the installed edition",
+        description="Run the gradient and closed-form checks of each exercise against the "
+                    "installed minivae; exit status 1 while any exercise is not correct.")
+    ex_check.add_argument("names", nargs="*", metavar="NAME",
+                          help="exercises to grade (default: all; see 'minivae exercises list')")
+    ex_check.set_defaults(handler=cmd_exercises_check)
     return parser
 
 
@@ -405,6 +427,35 @@ def cmd_gradcheck(args):
         return 1
     print("all gradient checks passed")
     return 0
+
+
+def cmd_exercises_list(args):
+    from .exercises import EXERCISES
+    width = max(map(len, EXERCISES))
+    for name, (what, where) in EXERCISES.items():
+        print(f"{name.ljust(width)}  {what}\n{' ' * width}  derived in {where}")
+    return 0
+
+
+def cmd_exercises_make(args):
+    from .exercises import make_student_edition
+    try:
+        blanked = make_student_edition(args.directory)
+    except FileExistsError as exc:
+        raise ValueError(str(exc)) from None
+    print(f"wrote a student edition to {args.directory} with {len(blanked)} exercises blanked:")
+    print("  " + ", ".join(blanked))
+    print(f"install it with: pip install -e {args.directory}")
+    print("then grade it with: minivae exercises check")
+    return 0
+
+
+def cmd_exercises_check(args):
+    from .exercises import check_exercises, format_verdicts
+    verdicts = check_exercises(args.names)
+    print(f"grading the minivae installed at {os.path.dirname(os.path.abspath(__file__))}")
+    print(format_verdicts(verdicts))
+    return 0 if all(v.status == "correct" for v in verdicts) else 1
 
 
 def main(argv=None):

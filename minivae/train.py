@@ -161,6 +161,8 @@ class TrainConfig:
         an epoch on a small data set.
     n_synthetic_users, n_synthetic_items : int
         Size of the ``"synthetic"`` data set (its items get placeholder titles).
+        It is generated from ``split_seed``, with at least ``min_user_count``
+        items per user; ``load_data`` keeps its ground truth in ``Data.truth``.
     """
 
     model: str = "vae"
@@ -338,10 +340,15 @@ class Data:
         ``test_input``, ``test_heldout`` (all with I columns) and ``item_ids``.
     catalog : Catalog or None
         Titles and genres, stored into checkpoints for recommending.
+    truth : Synthetic or None
+        For the synthetic data set, the generator's ground truth (true item
+        probabilities, tastes); row ``u`` of ``truth.probs`` belongs to the user
+        with id ``u`` in ``split.train_users``, ``val_users`` and ``test_users``.
     """
 
     split: object
     catalog: object = None
+    truth: object = None
 
     @property
     def item_ids(self):
@@ -368,11 +375,15 @@ def load_data(config):
     from .data.split import binarize, strong_generalization_split
     from .data.synthetic import make_synthetic
 
+    truth = None
     if config.dataset == "synthetic":
-        events = make_synthetic(n_users=config.n_synthetic_users,
-                                n_items=config.n_synthetic_items,
-                                min_items=config.min_user_count,
-                                seed=config.split_seed).interactions()
+        # The generated world is part of the split: it is drawn from the split's
+        # seed, and every user gets at least min_user_count items.
+        truth = make_synthetic(n_users=config.n_synthetic_users,
+                               n_items=config.n_synthetic_items,
+                               min_items=config.min_user_count,
+                               seed=config.split_seed)
+        events = truth.interactions()
     else:
         ratings = load_ratings(config.dataset, path=config.data_path)
         events = binarize(ratings, min_rating=config.min_rating,
@@ -385,7 +396,7 @@ def load_data(config):
     if catalog is None:
         catalog = Catalog(split.item_ids, [f"Synthetic item {i}" for i in split.item_ids],
                           [()] * len(split.item_ids))
-    return Data(split, catalog)
+    return Data(split, catalog, truth)
 
 
 def _epoch_batches(n_users, batch_size):
@@ -555,7 +566,7 @@ class Trainer:
             totals["loss"] += B * float(loss)
             totals["nll"] += B * loss.nll
             totals["kl"] += B * loss.kl
-            totals["beta"] += B * beta
+            totals["beta"] += B * loss.beta  # 0 for Mult-DAE, which has no KL term
         return {k: v / self.n_train for k, v in totals.items()}
 
     def _diverged(self, what, update=None):

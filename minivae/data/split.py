@@ -325,7 +325,8 @@ def strong_generalization_split(events, n_heldout_users=0.1, test_prop=0.2, seed
         Users in each of the validation and test parts: a count (the paper
         uses 10,000 on ML-20M) or a fraction of all users in (0, 0.5),
         rounded to the nearest whole user. The default 0.1 holds out 10% for
-        validation and 10% for test; on ml-latest-small that is 61 users each.
+        validation and 10% for test; on ml-latest-small (603 users after
+        binarising) that is 60 users each.
     test_prop : float
         Share of each held-out user's events kept back as targets, in [0, 1);
         the count is ``int(test_prop * n_u)``.

@@ -174,6 +174,16 @@ def build_parser():
     gradcheck.add_argument("--seed", type=int, default=0, help="seed of the test inputs")
     gradcheck.set_defaults(handler=cmd_gradcheck)
 
+    bench = sub.add_parser(
+        "benchmark", help="time training and evaluation on MovieLens-shaped synthetic data",
+        description="Time a warm-up and a fixed number of training batches on synthetic data "
+                    "of the ML-1M and ML-20M training shapes, extrapolate seconds per epoch, "
+                    "and report peak memory, evaluation time and the fraction of the "
+                    "matrix-multiply floor, measured on the spot.")
+    from . import benchmark
+    benchmark.add_arguments(bench)
+    bench.set_defaults(handler=benchmark.run)
+
     exercises = sub.add_parser(
         "exercises", help="a student edition with blanked backward passes, and its grader",
         description="Write a student edition of minivae whose marked backward passes are "

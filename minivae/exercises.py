@@ -28,24 +28,24 @@ CLOSE = re.compile(r"^\s*# end exercise\s*$")
 #: exercise name -> (what to write, where it is derived)
 EXERCISES = {
     "linear_backward": ("Linear.backward in minivae/layers.py",
-                        "tutorials/02_layers_and_backprop.ipynb, section 'Linear'"),
+                        "tutorials/02_layers_and_backprop.ipynb, section 2 (Linear)"),
     "tanh_backward": ("Tanh.backward in minivae/layers.py",
-                      "tutorials/02_layers_and_backprop.ipynb, section 'Tanh'"),
+                      "tutorials/02_layers_and_backprop.ipynb, section 4 (Tanh)"),
     "dropout_backward": ("Dropout.backward in minivae/layers.py",
-                         "tutorials/02_layers_and_backprop.ipynb, section 'Dropout'"),
+                         "tutorials/02_layers_and_backprop.ipynb, section 5 (Dropout)"),
     "l2_normalize_backward": ("L2Normalize.backward in minivae/layers.py",
-                              "tutorials/02_layers_and_backprop.ipynb, section 'L2 normalisation'"),
+                              "tutorials/02_layers_and_backprop.ipynb, section 6 (L2 normalisation)"),
     "multinomial_nll": ("the fused log-softmax and its gradient in minivae/likelihoods.py",
-                        "tutorials/03_multinomial_likelihood.ipynb"),
+                        "tutorials/03_multinomial_likelihood.ipynb, sections 2-3"),
     "reparameterize_backward": ("Reparameterize.backward in minivae/gaussian.py",
-                                "tutorials/04_gaussian_code.ipynb, section 'Reparameterization'"),
+                                "tutorials/04_gaussian_code.ipynb, section 2 (reparameterizing)"),
     "kl_divergence": ("kl_divergence in minivae/gaussian.py",
-                      "tutorials/04_gaussian_code.ipynb, section 'The KL term'"),
+                      "tutorials/04_gaussian_code.ipynb, section 3 (the KL term)"),
     "vae_code_backward": ("the backward through the Gaussian code in MultVAE.loss_and_grads "
                           "(minivae/models.py)",
-                          "tutorials/04_gaussian_code.ipynb and the models module docstring"),
+                          "tutorials/04_gaussian_code.ipynb, section 4 (both paths into mu and logvar)"),
     "adam_step": ("the update inside Adam.step in minivae/optim.py",
-                  "tutorials/05_adam_from_scratch.ipynb"),
+                  "tutorials/05_adam_from_scratch.ipynb, sections 1-2"),
 }
 
 

@@ -137,10 +137,21 @@ class Linear:
         W = self.params["W"]
         # exercise: linear_backward
         if sp.issparse(x):
-            self.grads["W"] = np.asarray(x.T @ dout)
+            # Row j of x^T G is zero unless someone in the batch watched item j:
+            # compute the rows of the watched items only (x with its columns
+            # renumbered 0, 1, ... over those items) and write them into the
+            # zeroed buffer of the previous batch, rather than allocating a
+            # fresh I x n_out array at every step.
+            items, column = np.unique(x.indices, return_inverse=True)
+            x_watched = sp.csr_matrix((x.data, column, x.indptr), shape=(x.shape[0], items.size))
+            self.grads["W"].fill(0)
+            self.grads["W"][items] = x_watched.T @ dout
         else:
-            self.grads["W"] = x.T @ dout
-        self.grads["b"] = dout.sum(axis=0)
+            # Written into the arrays of the previous batch: the output layer's
+            # gradient is as large as its weights, and reusing its memory saves
+            # allocating (and page-faulting) that much at every step.
+            np.matmul(x.T, dout, out=self.grads["W"])
+        np.sum(dout, axis=0, out=self.grads["b"])
         if not need_dx:
             return None
         if sp.issparse(x):
@@ -203,7 +214,9 @@ class Dropout:
     Backward uses the very mask that forward drew; it is kept in ``self.cache``.
 
     For a sparse x, the mask covers the stored entries only (an array shaped like
-    ``x.data``): dropping a zero changes nothing.
+    ``x.data``): dropping a zero changes nothing. A dropped entry is removed from
+    the output's stored entries, so the layer after dropout works on the kept
+    half only; backward returns zeros at the dropped entries.
     """
 
     params = {}
@@ -244,17 +257,33 @@ class Dropout:
         elif mask.shape != values.shape:
             raise ValueError(f"dropout mask has shape {mask.shape}, expected {values.shape}")
         scaled_mask = mask.astype(values.dtype) / values.dtype.type(1.0 - self.p)
-        self.cache = scaled_mask
-        out = values * scaled_mask
-        return _with_data(x, out) if sp.issparse(x) else out
+        if not sp.issparse(x):
+            self.cache = (scaled_mask, None)
+            return values * scaled_mask
+        # Keep only the kept entries: the first Linear layer's product and
+        # weight gradient cost O(stored entries), so this halves them at p = 0.5.
+        # Row r of the output starts after the entries kept before row r of x.
+        mask = mask.astype(bool)
+        kept_before = np.concatenate(([0], np.cumsum(mask)))
+        self.cache = (scaled_mask, mask)
+        return sp.csr_matrix((values[mask] * scaled_mask[mask], x.indices[mask],
+                              kept_before[x.indptr]), shape=x.shape)
 
     def backward(self, dout):
-        """``dout``: ndarray shaped like the output (``(nnz,)`` for sparse input)."""
-        scaled_mask = self.cache
-        if scaled_mask is None:
+        """``dout``: ndarray shaped like the output (``(n_kept,)`` for sparse input).
+
+        Returns dx shaped like the input (``(nnz,)`` for sparse input).
+        """
+        if self.cache is None:
             return dout
+        scaled_mask, kept = self.cache
         # exercise: dropout_backward
-        dx = dout * scaled_mask
+        if kept is None:
+            dx = dout * scaled_mask
+        else:
+            # The output stored the kept entries only; a dropped one gets zero.
+            dx = np.zeros_like(scaled_mask)
+            dx[kept] = dout * scaled_mask[kept]
         # end exercise
         return dx
 

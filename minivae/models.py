@@ -315,6 +315,10 @@ class MultVAE(_Autoencoder):
             Same keys and shapes as ``params``.
         """
         x = self._as_batch(x)
+        # A NumPy float64 beta or eps would silently turn the float32 code, and
+        # from it every array after it, float64; a Python float does not.
+        beta = float(beta)
+        eps = None if eps is None else np.asarray(eps, dtype=self.dtype)
         h = self._input_stage(x, train=True, rng=rng, mask=mask)
         mu, logvar = self._split(self._forward(self.encoder, h))
         z = self.sampler.forward(mu, logvar, eps=eps, rng=rng)

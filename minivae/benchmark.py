@@ -250,31 +250,23 @@ class _StageTimer:
         self.seconds = dict.fromkeys(STAGES, 0.0)
         self._undo = []
 
-    def wrap(self, obj, method, stage):
-        inner = getattr(obj, method)
-
+    def _timed(self, inner, stage):
+        """``inner`` with its wall time added to ``stage``."""
         def timed(*args, **kwargs):
             start = time.perf_counter()
             try:
                 return inner(*args, **kwargs)
             finally:
                 self.seconds[stage] += time.perf_counter() - start
+        return timed
 
-        setattr(obj, method, timed)
+    def wrap(self, obj, method, stage):
+        setattr(obj, method, self._timed(getattr(obj, method), stage))
         self._undo.append((obj, method))
 
     def wrap_dict(self, table, key, stage):
-        inner = table[key]
-
-        def timed(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return inner(*args, **kwargs)
-            finally:
-                self.seconds[stage] += time.perf_counter() - start
-
-        table[key] = timed
-        self._undo.append((table, key, inner))
+        self._undo.append((table, key, table[key]))
+        table[key] = self._timed(table[key], stage)
 
     def restore(self):
         for item in reversed(self._undo):

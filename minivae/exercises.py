@@ -203,11 +203,6 @@ def _grade_report(name, report, tol):
     return Verdict(name, "wrong", worst.max_error, worst.name, hints)
 
 
-def _check_layer(make_layers, x, kwargs=None):
-    from .gradcheck import check_layers
-    return check_layers(make_layers(), x, kwargs)
-
-
 def _exercise_checks():
     """name -> function returning a Verdict (raising NotImplementedError if blank)."""
     from . import gaussian, gradcheck, layers, likelihoods, models, optim

@@ -61,7 +61,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -781,6 +781,8 @@ class RunResult:
     out_dir : str or None
     seconds : float
         Wall time of the training loop.
+    plot_path : str or None
+        The training curves' PNG, when one was written.
     """
 
     trainer: Trainer
@@ -788,7 +790,6 @@ class RunResult:
     out_dir: str | None
     seconds: float
     plot_path: str | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def model_label(config):

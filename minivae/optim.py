@@ -92,14 +92,14 @@ class Adam:
         bias1 = 1.0 - beta1 ** self.t
         bias2 = 1.0 - beta2 ** self.t
         # The bias corrections folded into scalars, exactly as published:
-        # sqrt(v / bias2) = sqrt(v) / sqrt(bias2), and m / bias1 moves into the
-        # step size, so
+        # with c = sqrt(bias2), sqrt(v / bias2) = sqrt(v) / c, so
         #   lr * (m / bias1) / (sqrt(v / bias2) + eps)
-        #     = (lr / bias1) * m / (sqrt(v) / sqrt(bias2) + eps),
-        # which saves a pass over every parameter and a temporary. Python floats
-        # keep float32 arrays in float32.
-        step_size = self.lr / bias1
+        #     = (lr * c / bias1) * m / (sqrt(v) + eps * c),
+        # which saves two passes over every parameter and a temporary. Python
+        # floats keep float32 arrays in float32.
         sqrt_bias2 = math.sqrt(bias2)
+        step_size = self.lr * sqrt_bias2 / bias1
+        eps = self.eps * sqrt_bias2
         for name, param in self.params.items():
             g = grads[name].reshape(-1)
             p, m, v = param.reshape(-1), self.m[name].reshape(-1), self.v[name].reshape(-1)
@@ -116,8 +116,7 @@ class Adam:
                 tmp *= 1.0 - beta2
                 v_s += tmp
                 np.sqrt(v_s, out=tmp)
-                tmp /= sqrt_bias2
-                tmp += self.eps
+                tmp += eps
                 np.divide(m_s, tmp, out=tmp)
                 tmp *= step_size
                 p[s] -= tmp

@@ -116,7 +116,8 @@ def test_sign_error_in_the_kl_gradient_is_caught(tmp_path):
 
 
 def test_missing_bias_correction_in_adam_is_caught(tmp_path):
-    root = plant(tmp_path, "optim.py", "step_size = self.lr / bias1", "step_size = self.lr")
+    root = plant(tmp_path, "optim.py", "step_size = self.lr * sqrt_bias2 / bias1",
+                 "step_size = self.lr * sqrt_bias2")
     status, _, hints = grade(root, "adam_step")["adam_step"]
     assert status == "wrong"
     assert any("bias correction" in h for h in hints), hints

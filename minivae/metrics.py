@@ -367,6 +367,9 @@ def evaluate(score_fn, inputs, heldout, batch_size=1000, recall_at=(20, 50), ndc
     score_fn : callable
         ``score_fn(x) -> scores`` maps a batch of fold-in histories x (a slice
         of `inputs`, same type) of shape (b, I) to scores of shape (b, I).
+        The returned array is consumed: fold-in items are masked in it in
+        place, so it must be a fresh array, not one the caller keeps (a
+        read-only array is copied first).
     inputs : scipy.sparse CSR or ndarray, shape (U, I)
         Fold-in histories of all U evaluation users.
     heldout : scipy.sparse CSR or ndarray, shape (U, I)
@@ -393,13 +396,17 @@ def evaluate(score_fn, inputs, heldout, batch_size=1000, recall_at=(20, 50), ndc
     for start in range(0, n_users, batch_size):
         x = inputs[start:start + batch_size]
         scores = np.asarray(score_fn(x))
+        if not scores.flags.writeable:
+            scores = scores.copy()
         if scores.shape != x.shape:
             raise ValueError(
                 f"score_fn returned shape {scores.shape} for a batch of shape {x.shape}")
+        # The scores are this function's own: fold-in items are masked in
+        # place rather than in a copy of a (batch, I) array.
         batches.append(ranking_metrics(
             scores, heldout[start:start + batch_size],
             exclude=x if exclude_inputs else None,
-            recall_at=recall_at, ndcg_at=ndcg_at))
+            recall_at=recall_at, ndcg_at=ndcg_at, inplace=True))
     if not batches:
         raise ValueError("inputs has no users")
     return {name: np.concatenate([b[name] for b in batches]) for name in batches[0]}

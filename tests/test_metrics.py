@@ -278,3 +278,14 @@ def test_evaluate_checks_score_shape():
     with pytest.raises(ValueError, match="score_fn returned shape"):
         evaluate(lambda x: np.zeros((1, 3)), inputs, inputs * 0, batch_size=2,
                  recall_at=(1,), ndcg_at=())
+
+
+def test_evaluate_copies_read_only_scores_before_masking():
+    rng = np.random.default_rng(8)
+    _, heldout, inputs = random_case(rng, 6, 20)
+    fixed = rng.standard_normal((6, 20))
+    fixed.setflags(write=False)
+    per_user = evaluate(lambda x: fixed, inputs, heldout, batch_size=6,
+                        recall_at=(3,), ndcg_at=(5,))
+    assert_metrics_equal(per_user, brute_force(np.array(fixed), heldout, inputs,
+                                               recall_at=(3,), ndcg_at=(5,)))

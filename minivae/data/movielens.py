@@ -209,8 +209,9 @@ def _md5(path):
 
 
 def _manual_advice(spec, url):
-    return (f"or download {url} yourself and pass "
-            f"load_ratings({spec.name!r}, path='.../{spec.filename}')")
+    return (f"or download {url} yourself and point minivae at it: "
+            f"--data-path .../{spec.filename} on the command line, "
+            f"load_ratings({spec.name!r}, path='.../{spec.filename}') in Python")
 
 
 def fetch(name, *, cache_dir=None, base_url=None, download=True, progress=True):

@@ -258,11 +258,12 @@ def cmd_train(args):
     else:
         config = _train_config(args)
         out = args.out or _default_run_dir(config)
-        _say(args, f"training {model_label(config)} on {config.dataset}; run directory {out}")
         data = load_data(config)
         split = data.split
-        _say(args, f"{split.train.shape[0]} training, {split.val_input.shape[0]} validation, "
-                   f"{split.test_input.shape[0]} test users; {data.n_items} items")
+        _say(args, f"training {model_label(config)} on {config.dataset}: "
+                   f"{split.train.shape[0]} training, {split.val_input.shape[0]} validation, "
+                   f"{split.test_input.shape[0]} test users; {data.n_items} items; "
+                   f"run directory {out}")
         result = run(config, out_dir=out, data=data, log=log)
     t = result.trainer
     _say(args, f"trained {t.epoch} epochs ({t.updates} updates) in {result.seconds:.1f} s; "

@@ -113,7 +113,6 @@ class _Autoencoder:
         """Total number of trainable numbers."""
         return sum(p.size for p in self.params.values())
 
-
     def _as_batch(self, x):
         """``x`` as a canonical CSR matrix of the model's dtype, checked."""
         if x.ndim != 2 or x.shape[1] != self.n_items:
@@ -133,7 +132,6 @@ class _Autoencoder:
             mask = np.asarray(mask)[np.repeat(np.arange(x.shape[0]), np.diff(x.indptr)),
                                     x.indices]
         return self.dropout.forward(h, train=train, rng=rng, mask=mask)
-
 
     @staticmethod
     def _forward(stack, h, out=None):
@@ -315,7 +313,9 @@ class MultVAE(_Autoencoder):
         loss : Loss
             A float, with ``.nll``, ``.kl``, ``.beta`` and ``.weight_decay``.
         grads : dict
-            Same keys and shapes as ``params``.
+            Same keys and shapes as ``params``. The arrays are the layers'
+            gradient buffers, overwritten by the next call: copy them to keep
+            them.
         """
         x = self._as_batch(x)
         # A NumPy float64 beta or eps would silently turn the float32 code, and

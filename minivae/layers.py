@@ -35,7 +35,7 @@ import scipy.sparse as sp
 # asked to write and "# end exercise" closes it (see minivae.exercises).
 
 
-def _row_of_each_entry(x):
+def row_of_each_entry(x):
     """Row index of every stored entry of a CSR matrix, shape ``(nnz,)``."""
     return np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
 
@@ -157,7 +157,7 @@ class Linear:
         if sp.issparse(x):
             # (dout @ W.T) evaluated at the stored entries only: row r, column c
             # of the full product is dout[r] . W[c].
-            rows = _row_of_each_entry(x)
+            rows = row_of_each_entry(x)
             return np.einsum("nk,nk->n", dout[rows], W[x.indices])
         dx = dout @ W.T
         # end exercise
@@ -334,7 +334,7 @@ class L2Normalize:
         y : same type and shape as x
         """
         if sp.issparse(x):
-            rows = _row_of_each_entry(x)
+            rows = row_of_each_entry(x)
             sumsq = np.bincount(rows, weights=x.data * x.data, minlength=x.shape[0])
             norm = np.maximum(np.sqrt(sumsq), self.eps).astype(x.dtype)
             y_values = x.data / norm[rows]

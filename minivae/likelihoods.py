@@ -53,6 +53,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit
 
+from .layers import row_of_each_entry
+
 # Rows of logits processed together by the multinomial kernel: about this many
 # bytes at a time, so that the max, exp, sum and scale passes over a chunk find
 # it still in the processor's cache instead of streaming B x I from memory four
@@ -106,7 +108,7 @@ def multinomial_nll(logits, x, overwrite=False):
     B, n_items = logits.shape
     x = _as_csr(x, logits.dtype)
     dlogits = logits if overwrite else logits.copy()
-    rows = np.repeat(np.arange(B), np.diff(x.indptr))
+    rows = row_of_each_entry(x)
     clicks = np.bincount(rows, weights=x.data, minlength=B)
     log_likelihood = 0.0
     chunk = max(1, _CHUNK_BYTES // (n_items * logits.itemsize))
@@ -138,7 +140,7 @@ def gaussian_nll(logits, x, overwrite=False):
     """
     B = logits.shape[0]
     x = _as_csr(x, logits.dtype)
-    rows = np.repeat(np.arange(B), np.diff(x.indptr))
+    rows = row_of_each_entry(x)
     residual = logits if overwrite else logits.copy()
     residual[rows, x.indices] -= x.data
     nll = 0.5 * float(np.einsum("bi,bi->", residual, residual, dtype=np.float64)) / B
@@ -156,7 +158,7 @@ def logistic_nll(logits, x, overwrite=False):
     """
     B = logits.shape[0]
     x = _as_csr(x, logits.dtype)
-    rows = np.repeat(np.arange(B), np.diff(x.indptr))
+    rows = row_of_each_entry(x)
     f_at_x = logits[rows, x.indices]
     nll = float(np.sum(np.logaddexp(0.0, logits), dtype=np.float64))
     nll -= float(np.dot(x.data.astype(np.float64), f_at_x))

@@ -33,7 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .gaussian import Reparameterize, kl_divergence
-from .layers import Dropout, L2Normalize, Linear, Tanh
+from .layers import Dropout, L2Normalize, Linear, Tanh, row_of_each_entry
 from .likelihoods import LIKELIHOODS
 from .optim import l2_penalty
 
@@ -129,8 +129,7 @@ class _Autoencoder:
         h = self.normalize.forward(x)
         if mask is not None and mask.shape == x.shape:
             # A dense (B, I) mask: only its entries at the stored values matter.
-            mask = np.asarray(mask)[np.repeat(np.arange(x.shape[0]), np.diff(x.indptr)),
-                                    x.indices]
+            mask = np.asarray(mask)[row_of_each_entry(x), x.indices]
         return self.dropout.forward(h, train=train, rng=rng, mask=mask)
 
     @staticmethod
